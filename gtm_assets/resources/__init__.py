@@ -1,0 +1,1 @@
+"""Resources: one package per outside system, each an interface with a demo and a live implementation."""
