@@ -21,9 +21,10 @@ from dagster import (
     schedule,
 )
 
+from gtm_assets.defs import leads, marts, monitoring
 from gtm_assets.defs.ingest import daily_partitions, ingest_assets, ingest_checks
 from gtm_assets.demo.settings import DemoWorldConfig
-from gtm_assets.warehouse.io_manager import WarehouseIOManager, WarehouseResource, default_warehouse_url
+from gtm_assets.warehouse.io_manager import WarehouseIOManager, WarehouseResource, default_warehouse_url, gtm_home
 
 SOURCES = ("demo", "live")
 
@@ -47,11 +48,15 @@ def source_resources(source: str) -> dict:
         from gtm_assets.resources.google_ads import DemoGoogleAds
         from gtm_assets.resources.hubspot import DemoHubSpot
 
+        from gtm_assets.resources.slack.live import LoggingAlertChannel
+
         world = demo_world_config()
         return {
             "google_ads": DemoGoogleAds(world_config=world),
             "hubspot": DemoHubSpot(world_config=world),
             "firmographics": DemoFirmographics(world_config=world),
+            # The demo posts nowhere: alerts go to the log and to a JSON-lines inbox under GTM_HOME.
+            "alert_channel": LoggingAlertChannel(path=str(gtm_home() / "alerts.jsonl"), channel="#demo-alerts"),
         }
     if source == "live":
         from gtm_assets.resources.google_ads.live import LiveGoogleAds
@@ -73,6 +78,7 @@ def source_resources(source: str) -> dict:
                 base_url=os.environ.get("HUBSPOT_API_BASE_URL", "https://api.hubapi.com"),
             ),
             "firmographics": _live_firmographics(),
+            "alert_channel": _live_alert_channel(),
         }
     raise ConfigurationError(f"GTM_SOURCE must be one of {SOURCES}, got {source!r}")
 
@@ -83,6 +89,22 @@ def _live_firmographics():
     return HttpFirmographics(
         base_url=os.environ.get("GTM_ENRICHMENT_BASE_URL", ""),
         api_key=os.environ.get("GTM_ENRICHMENT_API_KEY", ""),
+    )
+
+
+def _optional_env(name: str):
+    """EnvVar when the variable is set (so the UI shows its name, never its value), else None."""
+    return EnvVar(name) if os.environ.get(name) else None
+
+
+def _live_alert_channel():
+    from gtm_assets.resources.slack.live import SlackAlertChannel
+
+    # No token: alerts are still computed, stored and logged; nothing is posted.
+    return SlackAlertChannel(
+        token=_optional_env("SLACK_BOT_TOKEN"),
+        channel=os.environ.get("SLACK_ALERT_CHANNEL") or None,
+        base_url=os.environ.get("SLACK_API_BASE_URL", "https://slack.com/api/"),
     )
 
 
@@ -101,8 +123,8 @@ def build_defs(source: str | None = None, warehouse_url: str | None = None) -> D
     resources = build_resources(source, warehouse_url)
     warehouse_url = resources["warehouse"].url
 
-    assets = [*ingest_assets]
-    checks = [*ingest_checks]
+    assets = [*ingest_assets, *leads.assets, *marts.assets, *monitoring.assets]
+    checks = [*ingest_checks, *leads.checks, *marts.checks, *monitoring.checks]
     daily_job = define_asset_job(
         "gtm_daily",
         selection=AssetSelection.all(),
@@ -128,6 +150,7 @@ def build_defs(source: str | None = None, warehouse_url: str | None = None) -> D
         asset_checks=checks,
         jobs=[daily_job],
         schedules=[gtm_daily_schedule],
+        sensors=monitoring.sensors,
         resources=resources,
         executor=executor,
     )

@@ -416,3 +416,41 @@ def test_split_xy_separates_label_from_features():
     frame = training_frame(leads, engagements, cutoff_days=14, outcome_days=30, as_of=AS_OF)
     X, y = split_xy(frame)
     assert y.tolist() == [1, 0, 0, 1] and LABEL not in X.columns
+
+
+class OpaqueModel:
+    """Any classifier with predict_proba: score_leads must not rely on pipeline internals."""
+
+    def __init__(self, model):
+        self.model = model
+        self.feature_names_in_ = model.feature_names_in_
+        self.base_rate_ = model.base_rate_
+        self.feature_baseline_ = model.feature_baseline_
+
+    def predict_proba(self, X):
+        return self.model.predict_proba(X)
+
+
+def test_reasons_are_model_agnostic_and_follow_the_leads_index(fitted):
+    result, holdout_X, _ = fitted
+    leads = holdout_X.head(300).set_axis([f"contact-{i}" for i in range(300)], axis=0)
+    fast = score_leads(result.model, leads)
+    generic = score_leads(OpaqueModel(result.model), leads)
+    assert fast.index.equals(leads.index)
+    pd.testing.assert_frame_equal(fast, generic)
+    assert fast["reasons"].str.len().gt(0).mean() > 0.9
+
+
+def test_text_timestamps_in_mixed_formats_are_read_and_unreadable_ones_counted():
+    leads = pd.DataFrame(
+        {
+            "contact_id": ["a", "b", "c"],
+            "lead_at": ["2024-01-01", "2024-01-03 10:00", "not a date"],
+            "sql_at": [None, "2024-01-10T00:00:00Z", None],
+        }
+    )
+    engagements = pd.DataFrame({"contact_id": ["b"], "occurred_at": ["2024-01-04T08:00:00+00:00"], "event_type": ["page_view"]})
+    frame = training_frame(leads, engagements, cutoff_days=7, outcome_days=30, as_of="2024-06-01")
+    assert frame[LABEL].to_dict() == {"a": 0, "b": 1}
+    assert frame.loc["b", "page_views"] == 1
+    assert frame.attrs["excluded_leads"]["missing lead_at"] == 1
