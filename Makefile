@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export GTM_HOME ?= $(CURDIR)/.gtm
 export DAGSTER_HOME ?= $(GTM_HOME)/dagster
+export DAGSTER_PG_PORT ?= 5432
 DEMO_DAYS ?= 90
 DEMO_END ?= $(shell date -u -d yesterday +%F)
 DEMO_START ?= $(shell date -u -d "$(DEMO_END) -$$(( $(DEMO_DAYS) - 1 )) days" +%F)
@@ -22,7 +23,7 @@ install: $(BIN)/gtm
 
 homes:
 	@mkdir -p "$(GTM_HOME)" "$(DAGSTER_HOME)"
-	@test -f "$(DAGSTER_HOME)/dagster.yaml" || cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	@test -f "$(DAGSTER_HOME)/dagster.yaml" || cp $(if $(DAGSTER_PG_HOST),deploy/dagster.yaml,dagster.yaml) "$(DAGSTER_HOME)/dagster.yaml"
 
 demo: install homes
 	GTM_DEMO_END_DATE=$${GTM_DEMO_END_DATE:-$(DEMO_END)} $(BIN)/gtm run --start $(DEMO_START) --end $(DEMO_END)

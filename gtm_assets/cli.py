@@ -14,6 +14,7 @@ from pathlib import Path
 log = logging.getLogger("gtm_assets.cli")
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+REPO_POSTGRES_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 
 
 def _parse_day(text: str) -> date:
@@ -31,14 +32,30 @@ def prepare_homes() -> tuple[Path, Path]:
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or gtm_home / "dagster").resolve()
     dagster_home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
-    if not (dagster_home / "dagster.yaml").exists() and REPO_DAGSTER_YAML.exists():
-        shutil.copyfile(REPO_DAGSTER_YAML, dagster_home / "dagster.yaml")
+    # DAGSTER_PG_HOST set: the instance lives in Postgres (dagster-postgres); otherwise SQLite here.
+    on_postgres = bool(os.environ.get("DAGSTER_PG_HOST"))
+    if on_postgres:
+        os.environ.setdefault("DAGSTER_PG_PORT", "5432")
+    source = REPO_POSTGRES_DAGSTER_YAML if on_postgres else REPO_DAGSTER_YAML
+    target = dagster_home / "dagster.yaml"
+    if not target.exists() and source.exists():
+        shutil.copyfile(source, target)
+    elif on_postgres and target.exists() and "postgres_db" not in target.read_text():
+        raise SystemExit(f"gtm: DAGSTER_PG_HOST is set but {target} is not a Postgres instance configuration; "
+                         "delete it (or copy deploy/dagster.yaml there) and re-run")
     return gtm_home, dagster_home
+
+
+def _root_message(error) -> str:
+    """The innermost error's first line: ours ("...check HUBSPOT_ACCESS_TOKEN"), not Dagster's wrapper."""
+    while error is not None and getattr(error, "cause", None) is not None:
+        error = error.cause
+    return error.message.strip().splitlines()[0] if error is not None and error.message.strip() else "failed"
 
 
 def run_range(start: date, end: date) -> int:
     """Materialize the ingest partitions start..end and everything downstream; print a summary."""
-    from dagster import DagsterInstance, DagsterEventType
+    from dagster import DagsterInstance
 
     from gtm_assets.definitions import build_defs, daily_partitions
 
@@ -58,7 +75,13 @@ def run_range(start: date, end: date) -> int:
 
     defs = build_defs()
     job = defs.resolve_job_def("gtm_daily")
-    instance = DagsterInstance.get()
+    with DagsterInstance.get() as instance:
+        return _execute(job, instance, start, end)
+
+
+def _execute(job, instance, start: date, end: date) -> int:
+    from dagster import DagsterEventType
+
     tags = (
         {"dagster/partition": start.isoformat()} if start == end
         else {"dagster/asset_partition_range_start": start.isoformat(),
@@ -83,8 +106,7 @@ def run_range(start: date, end: date) -> int:
             evaluation = event.event_specific_data
             checks.append((evaluation.asset_key.to_user_string(), evaluation.check_name, evaluation.passed))
         elif event.event_type == DagsterEventType.STEP_FAILURE:
-            error = event.event_specific_data.error
-            failures.append((event.step_key, error.message.strip().splitlines()[0] if error else "failed"))
+            failures.append((event.step_key, _root_message(event.event_specific_data.error)))
 
     seen = {}
     for key, rows, table_rows in materialized:

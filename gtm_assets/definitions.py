@@ -88,7 +88,7 @@ def _live_firmographics():
 
     return HttpFirmographics(
         base_url=os.environ.get("GTM_ENRICHMENT_BASE_URL", ""),
-        api_key=os.environ.get("GTM_ENRICHMENT_API_KEY", ""),
+        api_key=_optional_env("GTM_ENRICHMENT_API_KEY") or "",
     )
 
 

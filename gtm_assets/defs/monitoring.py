@@ -112,6 +112,6 @@ def run_failure_to_slack(context: RunFailureSensorContext, alert_channel: AlertC
         context.log.info(f"run failure not posted (no Slack token): {text}")
 
 
-assets: list = []  # campaign_quality joins once cost_per_sql (marts) lands
+assets: list = [campaign_quality]
 checks: list = []
 sensors: list = [campaign_quality_alerts, run_failure_to_slack]

@@ -28,11 +28,11 @@ FREE_MAIL_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "ic
 DISPOSABLE_DOMAINS = ("mailinator.com", "guerrillamail.com", "10minutemail.com", "yopmail.com", "trashmail.com")
 SIZE_BANDS = ("1-10", "11-50", "51-200", "201-1000", "1001-5000", "5000+")
 SIZE_EMPLOYEES = (5, 30, 120, 500, 2500, 9000)
-SIZE_FIT = np.array([-1.2, -0.4, 0.3, 0.7, 0.6, 0.2])  # ICP: mid-market
+SIZE_FIT = np.array([-1.6, -0.6, 0.5, 1.0, 0.8, 0.2])  # ICP: mid-market
 SIZE_PROB = np.array([0.22, 0.28, 0.22, 0.15, 0.08, 0.05])
 SIZE_DEAL = np.array([3_000, 7_000, 15_000, 32_000, 60_000, 110_000])  # annual contract value
 INDUSTRIES = ("Software", "Financial Services", "Healthcare", "Manufacturing", "Retail", "Education", "Agency")
-INDUSTRY_FIT = np.array([0.6, 0.4, 0.1, 0.0, -0.2, -0.6, -0.4])
+INDUSTRY_FIT = np.array([0.8, 0.5, 0.1, 0.0, -0.3, -0.8, -0.5])
 COUNTRIES = ("US", "GB", "DE", "CA", "AU", "FR", "IN", "BR")
 COUNTRY_PROB = np.array([0.48, 0.12, 0.09, 0.08, 0.06, 0.05, 0.08, 0.04])
 TECH = ("Salesforce", "HubSpot", "Snowflake", "Segment", "Zendesk", "Shopify", "Marketo", "Intercom")
@@ -69,7 +69,7 @@ CAMPAIGN_SPECS: tuple[CampaignSpec, ...] = (
     CampaignSpec("10002", "Search - Competitor", "Search", 900, 65, 4.50, 0.05, 0.040, 0.1,
                  (("Competitor Alternatives", (("salesforce alternative", "PHRASE"), ("hubspot alternative", "PHRASE"))),
                   ("Competitor Compare", (("pipedrive vs", "BROAD"), ("crm comparison", "BROAD"))))),
-    CampaignSpec("10003", "Search - Generic CRM", "Search", 1500, 110, 3.80, 0.04, 0.045, 0.4,
+    CampaignSpec("10003", "Search - Generic CRM", "Search", 1500, 110, 3.80, 0.04, 0.080, 0.4,
                  (("CRM Software", (("crm software", "PHRASE"), ("best crm", "BROAD"), ("b2b crm", "EXACT"))),
                   ("Sales Pipeline", (("sales pipeline tool", "PHRASE"), ("pipeline management", "BROAD"))))),
     CampaignSpec("10004", "Search - Pricing Intent", "Search", 300, 160, 1.90, 0.09, 0.050, 1.2,
@@ -81,7 +81,7 @@ CAMPAIGN_SPECS: tuple[CampaignSpec, ...] = (
                  (("In-Market Software", ()), ("Custom Intent", ()))),
     CampaignSpec("10007", "YouTube - Product Demo", "YouTube", 350, 45, 0.80, 0.006, 0.018, -0.5,
                  (("Demo Video Viewers", ()),)),
-    CampaignSpec("10008", "PMax - Always On", "Performance Max", 1200, 70, 1.60, 0.020, 0.035, 0.2,
+    CampaignSpec("10008", "PMax - Always On", "Performance Max", 1200, 130, 1.60, 0.020, 0.055, 0.4,
                  (("Asset Group A", ()), ("Asset Group B", ()))),
     CampaignSpec("10009", "Search - Integrations", "Search", 600, 55, 2.60, 0.06, 0.050, 0.6,
                  (("Integrations", (("crm slack integration", "PHRASE"), ("crm with gmail", "BROAD"))),)),
@@ -179,7 +179,7 @@ def generate_world(end_date: date, days: int = 90, scale: float = 1.0, seed: int
     budget[c] *= 3  # it buys its way up: budget is not the limit
     # SQL-rate collapse in the last 14 days; clicks and lead volume hold
     c = ci[SQL_RATE_COLLAPSE]
-    quality_shift[c, days_to_end <= 13] -= 2.2
+    quality_shift[c, days_to_end <= 13] -= 2.5
     # bot burst: 4 days of clicks x7 that produce no real leads
     c = ci[BOT_TRAFFIC]
     burst = (days_to_end >= 6) & (days_to_end <= 9)
@@ -293,9 +293,10 @@ def generate_world(end_date: date, days: int = 90, scale: float = 1.0, seed: int
     company_country = rng.choice(len(COUNTRIES), n_companies, p=COUNTRY_PROB)
     word_a = rng.integers(0, len(COMPANY_WORDS), n_companies)
     word_b = rng.integers(0, len(COMPANY_SUFFIX), n_companies)
-    company_names = np.char.add(np.char.add(np.array(COMPANY_WORDS)[word_a], " "), np.array(COMPANY_SUFFIX)[word_b])
-    company_names = np.char.add(company_names, np.where(np.arange(n_companies) < 375, "",
-                                                         np.char.add(" ", (np.arange(n_companies) // 375).astype(str))))
+    base_names = pd.Series(np.char.add(np.char.add(np.array(COMPANY_WORDS)[word_a], " "), np.array(COMPANY_SUFFIX)[word_b]))
+    # One company per name and domain: repeats of a name get a running number.
+    repeat = base_names.groupby(base_names).cumcount()
+    company_names = np.where(repeat == 0, base_names, base_names + " " + (repeat + 1).astype(str)).astype(str)
     domains = np.char.add(np.char.lower(np.char.replace(company_names, " ", "")), ".com")
     tech_bits = rng.random((n_companies, len(TECH))) < 0.25
     tech_stack = [";".join(t for t, b in zip(TECH, row) if b) for row in tech_bits]
@@ -326,7 +327,7 @@ def generate_world(end_date: date, days: int = 90, scale: float = 1.0, seed: int
         fit = fit + np.where(mail_kind == 0, 0.3, np.where(mail_kind == 1, -0.6, -2.5))
         return pd.DataFrame({
             "company_idx": company_idx, "mail_kind": mail_kind, "firstname": first, "lastname": last,
-            "email": email, "created_at": created_at, "latent": quality + fit + rng.normal(0, 0.9, n),
+            "email": email, "created_at": created_at, "latent": quality + fit + rng.normal(0, 0.55, n),
             "campaign_id": campaign, "gclid": gclid, "source": source,
         })
 

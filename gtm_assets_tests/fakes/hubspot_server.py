@@ -376,6 +376,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         status, payload, headers = self._route(method, split.path, query, body)
         entry["status"] = status
+        # ids of the objects answered (list/search pages), so tests can tell what a sync fetched
+        entry["result_ids"] = [r["id"] for r in payload.get("results") or [] if isinstance(r, dict) and "id" in r]
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")

@@ -14,6 +14,6 @@ class DemoFirmographics(FirmographicsSource):
     world_config: DemoWorldConfig = DemoWorldConfig()
 
     def lookup(self, domains: list[str]) -> pd.DataFrame:
-        register = self.world_config.world().companies
+        register = self.world_config.world().companies.drop_duplicates("domain")
         wanted = pd.DataFrame({"domain": pd.Series(list(dict.fromkeys(domains)), dtype="object")})
         return wanted.merge(register, on="domain", how="left")[FIRMOGRAPHIC_COLUMNS]
