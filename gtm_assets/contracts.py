@@ -115,6 +115,17 @@ class ContractError(ValueError):
     """A source returned a frame that cannot fit its table's contract at all."""
 
 
+def require_columns(frame: pd.DataFrame, columns, what: str, hint: str = "") -> None:
+    """Fail early, naming the columns, when a frame handed to domain code lacks some it needs."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{what} lacks column(s) {missing}; it needs at least {list(columns)} (got {list(frame.columns)}){hint}"
+        )
+
+
 def _coerce(series: pd.Series, kind: str) -> pd.Series:
     if kind == STR:
         out = series.astype("object").where(series.notna(), None)

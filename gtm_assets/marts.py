@@ -42,6 +42,8 @@ import io
 import numpy as np
 import pandas as pd
 
+from gtm_assets.contracts import require_columns
+
 from gtm_assets.attribution import MODELS, attribute_all
 from gtm_assets.leads import CAMPAIGN_CHANNELS
 
@@ -67,14 +69,7 @@ _DAY = pd.Timedelta(days=1)
 
 
 def _require(frame: pd.DataFrame, columns: list[str] | tuple[str, ...], table: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{table} must be a pandas DataFrame, got {type(frame).__name__}.")
-    missing = [column for column in columns if column not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"Table {table} is missing column(s) {', '.join(missing)}; materialize it with the current "
-            f"code (required: {', '.join(columns)})."
-        )
+    require_columns(frame, columns, f"table {table}", hint="; materialize it with the current code")
 
 
 def _utc(series: pd.Series) -> pd.Series:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from gtm_assets.contracts import require_columns
 from scipy import special, stats
 
 log = logging.getLogger(__name__)
@@ -111,12 +113,7 @@ LEADS_REQUIRED = ("contact_id", "campaign_id", "lead_at")
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"campaign quality: the {name} frame lacks column(s) {missing}; it needs at least "
-            f"{list(columns)} (got {list(frame.columns)})"
-        )
+    require_columns(frame, columns, f"campaign quality: the {name} frame")
 
 
 def _utc_day(values: pd.Series) -> pd.Series:
@@ -526,7 +523,8 @@ def _cost_per_sql_rise(ages: AgeSlices, windows: tuple[int, ...], config: Qualit
     weekly_cost = np.where(week_eff > 0, week_eff / np.maximum(week_sqls, 0.5), np.nan)
     weekly_cost = np.moveaxis(weekly_cost, 0, -1)
     trend_z, slope = _trend(weekly_cost)
-    level = np.nanmedian(np.where(np.isfinite(weekly_cost), weekly_cost, np.nan), axis=-1) if weekly_cost.size else slope
+    with _quiet():
+        level = np.nanmedian(np.where(np.isfinite(weekly_cost), weekly_cost, np.nan), axis=-1) if weekly_cost.size else slope
     rise = _ratio(slope * (weeks - 1), level)
     trend_alert = (
         (trend_z > config.trend_z) & (rise > config.trend_min_rise)

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from gtm_assets.contracts import require_columns
 import sklearn
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
@@ -480,9 +482,7 @@ def split_xy(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; got {list(frame.columns)}")
+    require_columns(frame, columns, what)
 
 
 def _utc(values: Any) -> pd.Series:
@@ -742,7 +742,7 @@ def _describe(column: str, values: pd.Series) -> np.ndarray:
                         np.where(counts == 0, none, np.where(counts == 1, one, many_text.fillna("").to_numpy(dtype=object))))
     prefix = _VALUE_PREFIXES.get(column, column.replace("_", " ") + " ")
     if _is_numeric_like(values):
-        text = pd.Series(_to_float(values)).map(_fmt, na_action="ignore")
+        text = pd.Series(_to_float(values)).map(_fmt, na_action="ignore").astype("object")
     else:
         text = values.astype("object").map(str, na_action="ignore").reset_index(drop=True)
     return (prefix + text.fillna("unknown")).to_numpy(dtype=object)
