@@ -7,6 +7,7 @@ with a reason, so bad source records never crash a run deep in pandas and are ne
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
@@ -205,17 +206,22 @@ def quarantine_records(table: str, quarantined: pd.DataFrame, key: tuple[str, ..
             {"source_table": pd.Series(dtype="string"), "record_key": pd.Series(dtype="string"),
              "reason": pd.Series(dtype="string"), "record": pd.Series(dtype="string")}
         )
+    payload = quarantined.drop(columns=["reason"]).astype("object").where(quarantined.notna(), None)
+    records = pd.Series([json.dumps(r, default=str) for r in payload.to_dict("records")], index=quarantined.index)
     key_cols = [k for k in key if k in quarantined.columns]
     record_key = (
         quarantined[key_cols].astype("string").fillna("").agg("|".join, axis=1) if key_cols
         else pd.Series("", index=quarantined.index)
     )
-    payload = quarantined.drop(columns=["reason"]).astype("object").where(quarantined.notna(), None)
+    # A record without its key is keyed by its content, so the ledger's upsert by
+    # (source_table, record_key) never lets one keyless record replace another.
+    keyless = record_key.str.strip("|") == ""
+    record_key = record_key.where(~keyless, "sha1:" + records.map(lambda r: hashlib.sha1(r.encode()).hexdigest()))
     return pd.DataFrame(
         {
             "source_table": table,
             "record_key": record_key.astype("string"),
             "reason": quarantined["reason"].astype("string"),
-            "record": [json.dumps(r, default=str) for r in payload.to_dict("records")],
+            "record": records,
         }
     )

@@ -112,6 +112,11 @@ def test_conform_quarantines_bad_rows_with_a_reason_and_keeps_good_ones():
     assert "amount: unparseable float value" in reasons["4"] and "is_won: unparseable bool value" in reasons["4"]
     records = contracts.quarantine_records("deals", bad, contracts.DEALS.key)
     assert len(records) == 3 and set(records["source_table"]) == {"deals"}
+    assert records["record_key"].is_unique  # a keyless record gets a content key, never ""
+    keyless = records.loc[bad["deal_id"].isna().to_numpy(), "record_key"].iloc[0]
+    assert keyless.startswith("sha1:")
+    again = contracts.quarantine_records("deals", bad[bad["deal_id"].isna()], contracts.DEALS.key)
+    assert again["record_key"].iloc[0] == keyless  # the same bad record maps to the same row on a re-run
 
 
 def test_rows_a_connector_flagged_are_quarantined_with_its_reason():

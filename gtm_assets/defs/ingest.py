@@ -27,7 +27,7 @@ from pydantic import Field
 from gtm_assets import contracts
 from gtm_assets.resources.google_ads import GoogleAdsSource
 from gtm_assets.resources.hubspot import HubSpotSource
-from gtm_assets.warehouse.io_manager import WarehouseResource, table_preview
+from gtm_assets.warehouse.io_manager import WarehouseResource, record_quarantine, table_preview
 
 PARTITIONS_START = os.environ.get("GTM_PARTITIONS_START", "2025-06-01")
 daily_partitions = DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC", end_offset=0)
@@ -42,14 +42,7 @@ def _conform_and_describe(
     extra_metadata: dict | None = None,
 ) -> pd.DataFrame:
     good, bad = contracts.conform(frame, contract)
-    if not bad.empty:
-        quarantined = contracts.quarantine_records(contract.name, bad, contract.key)
-        quarantined["quarantined_at"] = pd.Timestamp.now(tz="UTC")
-        quarantined["run_id"] = context.run.run_id
-        warehouse.get().write("quarantine", quarantined, key=["source_table", "record_key"])
-        context.log.warning(
-            f"{contract.name}: {len(bad)} row(s) quarantined, e.g. {bad['reason'].iloc[0]!r}; see table quarantine"
-        )
+    record_quarantine(context, warehouse, contract.name, bad, contract.key)
     window = context.partition_time_window
     context.log.info(f"{contract.name}: {len(good)} rows for {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}")
     context.add_output_metadata({

@@ -18,11 +18,10 @@ from dagster import (
 
 from pydantic import Field
 
-from gtm_assets import contracts
 from gtm_assets import leads as lead_logic
 from gtm_assets import scoring
 from gtm_assets.resources.enrichment import FirmographicsSource
-from gtm_assets.warehouse.io_manager import WarehouseResource, gtm_home, table_preview
+from gtm_assets.warehouse.io_manager import WarehouseResource, gtm_home, record_quarantine, table_preview
 
 # What the model may know about a lead at scoring time: fit, source and (from engagements) intent.
 MODEL_INPUT_COLUMNS = [
@@ -51,12 +50,7 @@ def leads(
     warehouse: WarehouseResource,
 ) -> pd.DataFrame:
     built, quarantined = lead_logic.build_leads(contacts, ad_clicks, campaigns)
-    if not quarantined.empty:
-        records = contracts.quarantine_records("leads", quarantined, ("contact_id",))
-        records["quarantined_at"] = pd.Timestamp.now(tz="UTC")
-        records["run_id"] = context.run.run_id
-        warehouse.get().write("quarantine", records, key=["source_table", "record_key"])
-        context.log.warning(f"leads: {len(quarantined)} contact(s) quarantined, e.g. {quarantined['reason'].iloc[0]}")
+    record_quarantine(context, warehouse, "leads", quarantined, ("contact_id",))
     match_rate = lead_logic.gclid_match_rate(built)
     context.add_output_metadata({
         "leads": len(built),

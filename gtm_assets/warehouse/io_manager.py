@@ -118,6 +118,20 @@ class WarehouseIOManager(ConfigurableIOManager):
         return warehouse.read(table)
 
 
+def record_quarantine(context, warehouse: WarehouseResource, source_table: str, bad: pd.DataFrame,
+                      key: tuple[str, ...]) -> None:
+    """Upsert rows that failed `source_table`'s rules into the shared `quarantine` table and warn once."""
+    if bad.empty:
+        return
+    records = contracts.quarantine_records(source_table, bad, key)
+    records["quarantined_at"] = pd.Timestamp.now(tz="UTC")
+    records["run_id"] = context.run.run_id
+    warehouse.get().write("quarantine", records, key=["source_table", "record_key"])
+    context.log.warning(
+        f"{source_table}: {len(bad)} row(s) quarantined, e.g. {bad['reason'].iloc[0]!r}; see table quarantine"
+    )
+
+
 def table_preview(frame: pd.DataFrame, rows: int = 5) -> MetadataValue:
     """A markdown preview for the UI (first rows, wide frames cut to 12 columns)."""
     if frame.empty:
